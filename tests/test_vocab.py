@@ -16,7 +16,7 @@ from .test_base import mean_pooled
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_TEXTS = ROOT.parent / "shared" / "real-texts"
-WORDS_PER_LANGUAGE = 100_000  # as in training/build_vocab.py
+WORDS_PER_LANGUAGE = 150_000  # as in training/build_vocab.py
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Choose the pruned vocabulary and write src/buyingstage/resources/pruned_pieces.txt.
 
-    python training/build_vocab.py            # wordfreq top 100k words per language + data/ train split
+    python training/build_vocab.py            # wordfreq top 150k words per language + data/ train split
 
 Prints the piece coverage on text that did not choose the vocabulary: the dev and
 test splits of data/, the held-out 10% of the word lists, and ../shared/real-texts.
@@ -20,7 +20,7 @@ from buyingstage.data import load_texts
 from buyingstage.vocab import frequent_words, held_out_words, kept_pieces_path, piece_coverage, select_pieces
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-parser.add_argument("--words", type=int, default=100_000, help="words per language from wordfreq")
+parser.add_argument("--words", type=int, default=150_000, help="words per language from wordfreq")
 parser.add_argument("--data-dir", default="data")
 parser.add_argument("--real-texts", default="../shared/real-texts", help="only measured, never used")
 args = parser.parse_args()
