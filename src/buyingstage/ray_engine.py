@@ -1,10 +1,11 @@
 """Batch labelling on Ray Data: the local engine's predictor, one model copy per Ray actor.
 
 Needs the ``ray`` extra (``pip install 'buyingstage[ray]'``); Ray is imported lazily, so
-the core never needs it. Rows keep every input field, in input order, and gain the same
-fields as the local engine: label, confidence, scores (six floats), lang, lang_supported,
-abstained. Rows whose text is missing (null, or not a string) keep their fields and get
-nulls for these.
+the core never needs it. Every input field passes through, rows keep their input order,
+and each row gains the local engine's fields (:mod:`buyingstage.batch`): label,
+confidence, scores (six floats), lang, lang_supported, abstained, and ``error`` for a
+row whose text is missing or not a string (that row gets no label). Being columnar, the
+output holds every field on every row, null where it does not apply.
 
 The model folder must be readable at the same path on every node of a cluster (a shared
 filesystem, or the same image with the shipped model).
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from buyingstage.batch import ADDED_FIELDS, ERROR_FIELD, EXTENSIONS, FORMATS, json_type
 from buyingstage.errors import BuyingStageError, missing_extra
 
 if TYPE_CHECKING:
@@ -31,9 +33,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("jsonl", "csv", "parquet")
-SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-RESULT_FIELDS = ("label", "confidence", "scores", "lang", "lang_supported", "abstained")
+# Reading and writing files is light next to the model: those tasks reserve no CPU, so a
+# pool of actors that takes every CPU of the cluster cannot starve them.
+IO_TASK = {"num_cpus": 0}
+FILE_EXTENSIONS = {
+    "jsonl": ["jsonl", "ndjson", "json", "jsonl.gz", "ndjson.gz", "json.gz"],
+    "csv": ["csv", "csv.gz"],
+    "parquet": ["parquet", "pq"],
+}
 
 
 def _import_ray() -> Any:
@@ -46,29 +53,44 @@ def _import_ray() -> Any:
     return ray
 
 
-# -- the actor ----------------------------------------------------------------
-def _result_columns(preds: list[Prediction | None], labels: tuple[str, ...]) -> dict[str, pa.Array]:
-    """The result fields as Arrow columns; ``None`` predictions give nulls."""
+# -- the actor ------------------------------------------------------------------
+def _text_problem(value: object, text_field: str) -> str | None:
+    """What is wrong with ``value`` as a text (None when it is a string)."""
+    if isinstance(value, str):
+        return None
+    if value is None:
+        return f"no '{text_field}' field (or it is null)"
+    return f"'{text_field}' is {json_type(value)}, not a string"
+
+
+def _result_columns(preds: list[Prediction | None], problems: list[str | None],
+                    labels: tuple[str, ...]) -> dict[str, pa.Array]:
+    """The added fields as Arrow columns, in the local engine's order; no prediction gives nulls."""
     def col(name: str, type_: pa.DataType) -> pa.Array:
         return pa.array([None if p is None else getattr(p, name) for p in preds], type=type_)
 
-    scores_type = pa.struct([(label, pa.float64()) for label in labels])
     return {
         "label": col("label", pa.string()),
         "confidence": col("confidence", pa.float64()),
-        "scores": col("scores", scores_type),
+        "scores": col("scores", pa.struct([(label, pa.float64()) for label in labels])),
         "lang": col("lang", pa.string()),
         "lang_supported": col("lang_supported", pa.bool_()),
         "abstained": col("abstained", pa.bool_()),
+        ERROR_FIELD: pa.array(problems, type=pa.string()),
     }
 
 
-def _set_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
-    """Replace same-named columns in place (like ``dict.update``), append the others."""
+def _append_columns(table: pa.Table, columns: dict[str, pa.Array]) -> pa.Table:
+    """Drop input columns named like the added ones (as the local engine does), then append these."""
+    table = table.drop_columns([name for name in table.column_names if name in columns])
     for name, column in columns.items():
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, column) if i >= 0 else table.append_column(name, column)
+        table = table.append_column(name, column)
     return table
+
+
+def _missing_field(text_field: str, fields: list[str]) -> BuyingStageError:
+    return BuyingStageError(f"no field '{text_field}' in the input (fields: {', '.join(fields)}); "
+                            "name the text field with --text-field")
 
 
 class _Labeller:
@@ -83,17 +105,13 @@ class _Labeller:
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         if self.text_field not in batch.column_names:
-            raise BuyingStageError(
-                f"no field {self.text_field!r} in the input (fields: {', '.join(batch.column_names)}); "
-                "name the text field with --text-field"
-            )
+            raise _missing_field(self.text_field, batch.column_names)
         texts = batch.column(self.text_field).to_pylist()
-        good = [i for i, t in enumerate(texts) if isinstance(t, str)]
-        preds: list[Prediction | None] = [None] * len(texts)
-        found = self.classifier.predict([texts[i] for i in good], batch_size=self.batch_size)
-        for i, pred in zip(good, found):
-            preds[i] = pred
-        return _set_columns(batch, _result_columns(preds, self.classifier.labels))
+        problems = [_text_problem(t, self.text_field) for t in texts]
+        good = [t for t, problem in zip(texts, problems) if problem is None]
+        found = iter(self.classifier.predict(good, batch_size=self.batch_size))
+        preds = [next(found) if problem is None else None for problem in problems]
+        return _append_columns(batch, _result_columns(preds, problems, self.classifier.labels))
 
 
 def _resolve_model(model: str | os.PathLike | None) -> str:
@@ -115,18 +133,18 @@ def _compute(workers: int | None) -> Any:
         if workers < 1:
             raise BuyingStageError(f"workers must be at least 1, got {workers}")
         return ray.data.ActorPoolStrategy(size=workers)
-    cpus = int(ray.cluster_resources().get("CPU", 1)) if ray.is_initialized() else None
+    cpus = int(ray.cluster_resources().get("CPU", 0)) if ray.is_initialized() else 0
     return ray.data.ActorPoolStrategy(min_size=1, max_size=max(cpus, 1) if cpus else None)
 
 
 def label_dataset(ds: ray.data.Dataset, model: str | os.PathLike | None = None, text_field: str = "text",
                   batch_size: int = 64, workers: int | None = None) -> ray.data.Dataset:
-    """Add label, confidence, scores, lang, lang_supported and abstained to every row of ``ds``.
+    """``ds`` with label, confidence, scores, lang, lang_supported, abstained and error on every row.
 
     Lazy, like any Ray Data transform. Runs :class:`~buyingstage.predict.StageClassifier`
-    in a pool of Ray actors (one CPU and one model copy each): ``workers`` of them, or by
-    default a pool that grows to the cluster's CPUs. Sets ``preserve_order`` on the
-    dataset's context, so rows come out in input order.
+    in a pool of Ray actors, each with one CPU and one model copy: ``workers`` of them,
+    or by default a pool that grows to the cluster's CPUs. Sets ``preserve_order`` on
+    the dataset's context (shared with ``ds``), so rows come out in input order.
 
     >>> ds = ray.data.from_items([{"id": 1, "text": "Can I pay with PayPal?"}])
     >>> label_dataset(ds).take(1)[0]["label"]
@@ -134,7 +152,7 @@ def label_dataset(ds: ray.data.Dataset, model: str | os.PathLike | None = None, 
     """
     _import_ray()
     if batch_size < 1:
-        raise BuyingStageError(f"batch_size must be at least 1, got {batch_size}")
+        raise BuyingStageError(f"batch size must be at least 1, got {batch_size}")
     ds.context.execution_options.preserve_order = True
     return ds.map_batches(
         _Labeller,
@@ -148,10 +166,10 @@ def label_dataset(ds: ray.data.Dataset, model: str | os.PathLike | None = None, 
     )
 
 
-# -- files ----------------------------------------------------------------------
+# -- files ------------------------------------------------------------------------
 def _location(path: str | os.PathLike) -> str:
     """A URI as given (``s3://…``, repaired if ``Path`` collapsed its ``//``), a local path made absolute."""
-    text = str(path)
+    text = re.sub(r"^file:/+", "/", str(path))
     if re.match(r"^[a-zA-Z][\w+.-]+:/", text):
         return re.sub(r"^([a-zA-Z][\w+.-]+):/+", r"\1://", text)
     return str(Path(text).resolve())
@@ -165,8 +183,9 @@ def _format_of(location: str) -> str | None:
     """The format by extension: of a file, or of the files in a local folder; None when unknown."""
     path = Path(location)
     if _is_uri(location) or not path.is_dir():
-        return SUFFIXES.get(path.suffix.lower())
-    found = {SUFFIXES[p.suffix.lower()] for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES}
+        return EXTENSIONS.get(path.suffix.lower())
+    found = {EXTENSIONS[p.suffix.lower()] for p in path.rglob("*")
+             if p.is_file() and p.suffix.lower() in EXTENSIONS}
     if len(found) > 1:
         raise BuyingStageError(f"{location} holds files of several formats ({', '.join(sorted(found))}); "
                                "pass --format")
@@ -174,71 +193,107 @@ def _format_of(location: str) -> str | None:
 
 
 def _formats(source: str, target: str, fmt: str | None) -> tuple[str, str]:
-    """Input and output formats: ``fmt`` for both, else by extension (output defaults to input's)."""
-    if fmt is not None:
-        if fmt not in FORMATS:
-            raise BuyingStageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-        return fmt, fmt
-    source_fmt = _format_of(source)
+    """Input format (``fmt``, else by extension) and output format (by extension, else the input's)."""
+    if fmt is not None and fmt not in FORMATS:
+        raise BuyingStageError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    source_fmt = fmt or _format_of(source)
     if source_fmt is None:
-        raise BuyingStageError(f"cannot tell the format of {source}; pass --format ({', '.join(FORMATS)})")
-    return source_fmt, SUFFIXES.get(Path(target).suffix.lower(), source_fmt)
+        raise BuyingStageError(f"{source}: cannot tell the format from the extension; "
+                               f"pass --format ({', '.join(FORMATS)})")
+    return source_fmt, EXTENSIONS.get(Path(target).suffix.lower(), source_fmt)
 
 
-def read_input(location: str, fmt: str, text_field: str = "text") -> ray.data.Dataset:
+def _read(location: str, fmt: str, text_field: str) -> ray.data.Dataset:
     """A JSONL, CSV or Parquet file, or a folder of them, as a Ray dataset (CSV text read as text)."""
     ray = _import_ray()
+    options = {"file_extensions": FILE_EXTENSIONS[fmt], **IO_TASK}
     if fmt == "jsonl":
-        return ray.data.read_json(location, lines=True)
+        return ray.data.read_json(location, **options)
     if fmt == "csv":
         import pyarrow.csv as pacsv
 
         convert = pacsv.ConvertOptions(column_types={text_field: pa.string()})
-        return ray.data.read_csv(location, convert_options=convert, file_extensions=["csv"])
-    return ray.data.read_parquet(location)
+        return ray.data.read_csv(location, convert_options=convert, **options)
+    return ray.data.read_parquet(location, **options)
 
 
 def _scores_as_json(batch: pa.Table) -> pa.Table:
-    """CSV has no nested values: ``scores`` becomes a JSON object per row."""
-    scores = [None if s is None else json.dumps(s) for s in batch.column("scores").to_pylist()]
-    return _set_columns(batch, {"scores": pa.array(scores, type=pa.string())})
+    """CSV holds no nested values: ``scores`` becomes a JSON object, as in the local engine."""
+    column = batch.column("scores")
+    scores = [None if s is None else json.dumps(s, ensure_ascii=False) for s in column.to_pylist()]
+    return batch.set_column(batch.schema.get_field_index("scores"), "scores", pa.array(scores, pa.string()))
 
 
-def write_output(ds: ray.data.Dataset, location: str, fmt: str) -> None:
+def _write(ds: ray.data.Dataset, location: str, fmt: str) -> None:
     """Write ``ds`` as a folder of JSONL, CSV or Parquet files whose names sort in row order."""
+    io = {"ray_remote_args": IO_TASK}
     if fmt == "jsonl":
-        ds.write_json(location, force_ascii=False)
+        ds.write_json(location, force_ascii=False, double_precision=15, **io)
     elif fmt == "csv":
-        ds.map_batches(_scores_as_json, batch_format="pyarrow", udf_modifying_row_count=False).write_csv(location)
+        ds.map_batches(_scores_as_json, batch_format="pyarrow", udf_modifying_row_count=False,
+                       **IO_TASK).write_csv(location, **io)
     else:
-        ds.write_parquet(location)
+        ds.write_parquet(location, **io)
 
 
 def _check_target(location: str) -> None:
     """Refuse to mix a new run's files into an existing output."""
     path = Path(location)
     if not _is_uri(location) and path.exists() and (path.is_file() or any(path.iterdir())):
-        raise BuyingStageError(f"{location} already exists; remove it or choose another output")
+        raise BuyingStageError(f"{location} already exists; remove it or name another output")
 
 
-# -- the command ------------------------------------------------------------------
+def _check_fields(ds: ray.data.Dataset, text_field: str) -> None:
+    """Fail early when the text field is missing; warn when input fields will be replaced."""
+    fields = list(ds.schema().names)
+    if text_field not in fields:
+        raise _missing_field(text_field, fields)
+    replaced = sorted(set(fields) & set(ADDED_FIELDS))
+    if replaced:
+        logger.warning("input field(s) %s are replaced by the labels of the same name", ", ".join(replaced))
+
+
+def _count(location: str, fmt: str) -> tuple[int, int]:
+    """Rows, and rows with an error, in a written output."""
+    from ray.data.aggregate import Count
+
+    ray = _import_ray()
+    options = {"file_extensions": FILE_EXTENSIONS[fmt], **IO_TASK}
+    if fmt == "parquet":
+        ds = ray.data.read_parquet(location, columns=[ERROR_FIELD], **options)
+    elif fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        convert = pacsv.ConvertOptions(include_columns=[ERROR_FIELD], column_types={ERROR_FIELD: pa.string()},
+                                       strings_can_be_null=True)
+        ds = ray.data.read_csv(location, convert_options=convert, **options)
+    else:
+        ds = ray.data.read_json(location, **options)
+    counts = ds.aggregate(Count(alias_name="rows"), Count(ERROR_FIELD, ignore_nulls=True, alias_name="errors"))
+    return int(counts["rows"]), int(counts["errors"])
+
+
+# -- the command --------------------------------------------------------------------
 @dataclass
 class RayLabelStats:
-    """What a ``label_with_ray`` run did."""
+    """What a :func:`label_with_ray` run did."""
 
     rows: int
-    skipped: int
-    abstained: int
+    errors: int
     seconds: float
-    workers: str
+    workers: int | None
     output: str
 
     def summary(self) -> str:
-        """One line for the terminal."""
+        """One line for the terminal.
+
+        >>> RayLabelStats(2000, 0, 10.0, 2, "/data/out").summary()
+        'labelled 2000 rows (0 with errors) in 10.0 s (200 rows/s, 2 Ray workers) → /data/out'
+        """
         rate = self.rows / self.seconds if self.seconds > 0 else 0.0
-        return (f"labelled {self.rows - self.skipped} of {self.rows} rows ({self.abstained} abstained, "
-                f"{self.skipped} without text) in {self.seconds:.1f}s ({rate:.0f} rows/s, "
-                f"{self.workers} Ray workers) -> {self.output}")
+        pool = f"{self.workers} Ray workers" if self.workers else "autoscaled Ray workers"
+        return (f"labelled {self.rows} rows ({self.errors} with errors) in {self.seconds:.1f} s "
+                f"({rate:.0f} rows/s, {pool}) → {self.output}")
 
 
 def _connect(address: str | None, num_cpus: int | None) -> bool:
@@ -249,22 +304,11 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         if num_cpus is not None:
-            logger.warning("--num-cpus is ignored when joining the Ray cluster at %s", address)
+            logger.warning("num_cpus is ignored when joining the Ray cluster at %s", address)
         ray.init(address=address)
-        return True
-    ray.init(num_cpus=num_cpus, include_dashboard=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False)
     return True
-
-
-def _count(location: str, fmt: str, text_field: str) -> tuple[int, int, int]:
-    """Rows, rows without a label, and abstentions in a written output."""
-    from ray.data.aggregate import Count, Sum
-
-    counts = read_input(location, fmt, text_field).aggregate(
-        Count(alias_name="rows"), Count("label", ignore_nulls=True, alias_name="labelled"),
-        Sum("abstained", alias_name="abstained"))
-    rows = int(counts["rows"])
-    return rows, rows - int(counts["labelled"]), int(counts["abstained"] or 0)
 
 
 def label_with_ray(input_path: str | os.PathLike, output: str | os.PathLike, text_field: str = "text",
@@ -273,28 +317,29 @@ def label_with_ray(input_path: str | os.PathLike, output: str | os.PathLike, tex
                    batch_size: int = 64) -> RayLabelStats:
     """Label a JSONL, CSV or Parquet file (or a folder of them) into the folder ``output``.
 
-    Joins the Ray cluster at ``address`` (default ``$RAY_ADDRESS``), else starts a local
-    Ray with ``num_cpus`` CPUs and stops it at the end.
+    Uses the Ray this process already joined, else the cluster at ``address`` (default
+    ``$RAY_ADDRESS``), else starts a local Ray with ``num_cpus`` CPUs and stops it at
+    the end. The output's file names sort in row order.
 
     >>> label_with_ray("chats.jsonl", "labelled/", workers=2).summary()  # doctest: +SKIP
-    'labelled 2000 of 2000 rows (...) -> /home/me/labelled'
+    'labelled 2000 rows (0 with errors) in 10.0 s (200 rows/s, 2 Ray workers) → /home/me/labelled'
     """
     source, target = _location(input_path), _location(output)
-    source_fmt, target_fmt = _formats(source, target, fmt)
     if not _is_uri(source) and not Path(source).exists():
-        raise FileNotFoundError(2, "No such file or directory", source)
+        raise BuyingStageError(f"{source}: no such file or folder")
+    source_fmt, target_fmt = _formats(source, target, fmt)
     _check_target(target)
     model_dir = _resolve_model(model)
     ray = _import_ray()
     started = _connect(address, num_cpus)
     try:
+        ds = _read(source, source_fmt, text_field)
+        _check_fields(ds, text_field)
         start = time.perf_counter()
-        ds = read_input(source, source_fmt, text_field)
-        write_output(label_dataset(ds, model_dir, text_field, batch_size, workers), target, target_fmt)
+        _write(label_dataset(ds, model_dir, text_field, batch_size, workers), target, target_fmt)
         seconds = time.perf_counter() - start
-        rows, skipped, abstained = _count(target, target_fmt, text_field)
+        rows, errors = _count(target, target_fmt)
     finally:
         if started:
             ray.shutdown()
-    pool = str(workers) if workers is not None else "1-N"
-    return RayLabelStats(rows, skipped, abstained, seconds, pool, target)
+    return RayLabelStats(rows, errors, seconds, workers, target)

@@ -42,6 +42,7 @@ class TrainConfig:
     max_length: int = 128  # tokens per window, specials included
     stride: int = 32  # overlap of inference windows for longer texts
     freeze_word_embeddings: bool = True  # keeps unseen words where pretraining put them
+    freeze_layers: int = 0  # also freeze the embeddings block and this many lowest encoder layers
     label_smoothing: float = 0.05
     max_train_examples: int | None = None  # a slice, for smoke tests
     max_steps: int | None = None  # stop early, for smoke tests
@@ -58,6 +59,8 @@ class TrainConfig:
         unknown = set(self.languages) - set(LANGUAGES)
         if unknown:
             raise ValueError(f"languages {sorted(unknown)} are not among {LANGUAGES}")
+        if not 0 <= self.freeze_layers <= 12:
+            raise ValueError(f"freeze_layers must be in [0, 12], got {self.freeze_layers}")
         if not 0 <= self.stride < self.max_length - 2:
             raise ValueError(f"stride must be in [0, max_length - 2), got {self.stride}")
 
@@ -161,6 +164,9 @@ def train(config: TrainConfig) -> Path:
     )
     if config.freeze_word_embeddings:
         model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    if config.freeze_layers:
+        for module in [model.bert.embeddings, *model.bert.encoder.layer[:config.freeze_layers]]:
+            module.requires_grad_(False)
     pad_id = model.config.pad_token_id
 
     train_x = encode(tokenizer, [r["text"] for r in train_rows], config.max_length)
