@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from buyingstage.data import assign_splits, load_texts
+from buyingstage.data import load_texts
 from buyingstage.langid import detect_language, plain_langdetect
 from buyingstage.predict import ONNX_FILE, ModelSettings, StageClassifier, default_model_path
 
@@ -66,6 +66,10 @@ MAX_COLD_START_S = 1.5
 MAX_PEAK_RSS_MB = 400.0
 MAX_MODEL_FILE_MB = 60.0
 MAX_F1_DROP_POINTS = 1.0
+# Above this 1-minute load average per core the machine is busy: torch's OpenMP threads then
+# wait on descheduled peers (a single text took 25x longer on 2 threads than on 1 on a busy
+# 2-core machine), so the baseline slows far more than ours.
+BUSY_LOAD_PER_CORE = 0.5
 
 # Fresh-process programs. argv: 1 model folder, 2 torch threads, 3 max_length, 4 text or texts file.
 # BASELINE_SETUP builds the same pipeline as build_baseline() below.
@@ -103,19 +107,11 @@ def cores() -> int:
 # -- texts ----------------------------------------------------------------------
 
 def test_split() -> tuple[list[dict], str]:
-    """The corpus test split, and where it came from.
-
-    A corpus whose records carry no ``split`` yet gets the split ``buyingstage data
-    split`` would write (deterministic), assigned in memory only.
-    """
+    """The corpus test split, and where it came from."""
     rows = load_texts(split="test")
-    if rows:
-        return rows, "split field of data/texts"
-    everything = load_texts()
-    if any("split" in r for r in everything):
-        raise SystemExit("data/texts has splits but no test records")
-    return [r for r in assign_splits(everything) if r["split"] == "test"], \
-        "assigned in memory by buyingstage.data.assign_splits (data/texts has no split field yet)"
+    if not rows:
+        raise SystemExit("data/texts has no test records")
+    return rows, "split field of data/texts"
 
 
 def draw_sample(rows: list[dict], n: int, seed: int) -> list[dict]:
@@ -312,6 +308,10 @@ def compare_langid(rows: list[dict]) -> dict:
     return out
 
 
+def busy(load: float) -> bool:
+    return load > BUSY_LOAD_PER_CORE * cores()
+
+
 def environment(folder: Path) -> dict:
     def pkg(name: str) -> str:
         try:
@@ -379,8 +379,10 @@ def render(r: dict) -> str:
         f"F1 on the test split: {r['test_split']['n']} texts, {r['test_split']['source']}.",
         f"Threads: torch {env['torch_threads']}, onnxruntime: {env['onnxruntime_threads']}. "
         f"Load average (1 min) at start {env['load_average_1min_at_start']:.2f}, at end "
-        f"{env['load_average_1min_at_end']:.2f}: timings are only comparable on an otherwise idle machine. "
-        "Sizes in MB = 10^6 bytes.", "",
+        f"{env['load_average_1min_at_end']:.2f}. Sizes in MB = 10^6 bytes.", "",
+        *([f"**The machine was busy ({env['load_average_1min_at_start']:.1f} load on {cores()} cores): the "
+           "timings, the baseline's most of all, are not comparable; rerun on an idle machine.**", ""]
+          if busy(env["load_average_1min_at_start"]) else []),
         "| | baseline: HF pipeline, fp32 PyTorch | ours: StageClassifier, int8 ONNX | ours / baseline "
         "| target | met |",
         "|---|---|---|---|---|---|",
@@ -436,6 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--n must be at least 1, got {args.n}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
 
+    if busy(os.getloadavg()[0]):
+        logger.warning("the machine is busy (load average %.1f on %d cores): timings will not be comparable",
+                       os.getloadavg()[0], cores())
     folder = (args.model or default_model_path()).resolve()
     settings = ModelSettings.from_folder(folder)
     test_rows, test_source = test_split()

@@ -143,7 +143,9 @@ def transcripts(input_path, output, model, strict, no_progress) -> None:
 @click.option("--baselines/--no-baselines", default=False, help="Also train and score the baselines.")
 @click.option("--transcripts", "transcripts_path", type=click.Path(path_type=Path), default=None,
               help="Labelled transcripts (JSONL) for turn-level scores.")
-def evaluate(model_path, data_path, out_dir, baselines, transcripts_path) -> None:
+@click.option("--english-only", "english_only", default=None,
+              help="A model trained on English only, for the cross-lingual table.")
+def evaluate(model_path, data_path, out_dir, baselines, transcripts_path, english_only) -> None:
     """Score MODEL on labelled DATA (JSONL or CSV with text and label; or data/ for its test split).
 
     Writes report.md, report.json and PNG plots.
@@ -152,11 +154,12 @@ def evaluate(model_path, data_path, out_dir, baselines, transcripts_path) -> Non
     Examples:
       buyingstage evaluate models/buyingstage-e5-small data
       buyingstage evaluate models/buyingstage-e5-small my-labels.csv -o report/
+      buyingstage evaluate MODEL data --baselines --english-only runs/en-only
     """
     from buyingstage.evaluation import evaluate_model
 
     report = evaluate_model(model_path, data_path, out_dir=out_dir, baselines=baselines,
-                            transcripts_path=transcripts_path)
+                            transcripts_path=transcripts_path, english_only_model=english_only)
     click.echo(report.summary())
 
 

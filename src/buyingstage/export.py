@@ -1,7 +1,16 @@
-"""Export a trained model folder to ONNX with int8 dynamic quantisation.
+"""Export a trained model folder to ONNX with int8 weights.
 
 The default inference path (:mod:`buyingstage.predict`) runs this file with
 onnxruntime; the PyTorch weights stay in the folder for training and for checks.
+
+Quantisation is weight-only: every MatMul becomes ``MatMulNBits`` (8-bit weights in
+blocks of 32, activations quantised per row and block inside the kernel) and the
+word-embedding ``Gather`` holds int8 values. Plain dynamic quantisation
+(``quantize_dynamic`` on MatMul) was tried first and rejected: it quantises each
+activation tensor with one scale for the whole padded batch, so a text's scores
+depended on its batch neighbours (up to 0.77 apart) and test macro-F1 fell from
+0.914 (fp32) to 0.872. With weight-only int8 it stays at 0.913, and a text's scores
+are the same whatever batch it is in.
 """
 from __future__ import annotations
 
@@ -25,7 +34,10 @@ def export_onnx(folder: str | os.PathLike, quantize: bool = True) -> Path:
         from transformers import AutoModelForSequenceClassification
     except ImportError as e:
         raise missing_extra(e.name or "torch", "train") from None
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.matmul_nbits_quantizer import (DefaultWeightOnlyQuantConfig,
+                                                                MatMulNBitsQuantizer)
 
     folder = Path(folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
@@ -43,8 +55,13 @@ def export_onnx(folder: str | os.PathLike, quantize: bool = True) -> Path:
         )
         staged = Path(tmp) / ONNX_FILE
         if quantize:
-            quantize_dynamic(str(fp32), str(staged), weight_type=QuantType.QInt8,
-                             op_types_to_quantize=["MatMul", "Gather"], per_channel=False)
+            weights = dict(bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
+            matmuls = MatMulNBitsQuantizer(onnx.load(str(fp32)), algo_config=DefaultWeightOnlyQuantConfig(**weights),
+                                           **weights)
+            matmuls.process()
+            nbits = Path(tmp) / "nbits.onnx"
+            matmuls.model.save_model_to_file(str(nbits), use_external_data_format=False)
+            quantize_dynamic(str(nbits), str(staged), weight_type=QuantType.QInt8, op_types_to_quantize=["Gather"])
         else:
             fp32.replace(staged)
         os.replace(staged, target)
