@@ -11,7 +11,7 @@ import pytest
 from buyingstage.data import data_hash
 from buyingstage.labels import LABELS
 from buyingstage.predict import StageClassifier
-from buyingstage.training import TrainConfig
+from buyingstage.training import TrainConfig, with_accent_free_copies
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_training_script_end_to_end_on_a_tiny_slice(tmp_path):
     config = json.loads((ROOT / "training" / "configs" / "e5-small.json").read_text())
     config.update(output_dir=str(tmp_path / "model"), data_dir=str(ROOT / "data"), max_train_examples=24,
-                  max_steps=3, batch_size=8, progress=False)
+                  max_steps=3, batch_size=8, progress=False, strip_accents_languages=[])
     (tmp_path / "tiny.json").write_text(json.dumps(config))
     result = subprocess.run([sys.executable, "-m", "buyingstage.cli", "train", str(tmp_path / "tiny.json"),
                              "--seed", "7"], capture_output=True, text=True, cwd=ROOT)
@@ -44,3 +44,12 @@ def test_config_rejects_bad_values_with_the_value_in_the_message(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps({"epoch": 3}))
     with pytest.raises(ValueError, match="unknown config keys \\['epoch'\\]"):
         TrainConfig.from_file(tmp_path / "c.json")
+
+
+def test_accent_free_copies_are_added_only_where_they_differ():
+    rows = [{"text": "Vai piegāde ir bez maksas?", "lang": "lv", "label": "purchase_decision"},
+            {"text": "kur var nopirkt letu velosipedu", "lang": "lv", "label": "information_search"},
+            {"text": "¿Cuál es mejor?", "lang": "es", "label": "evaluation_of_alternatives"}]
+    out = with_accent_free_copies(rows, ["lv"])
+    assert out[:3] == rows
+    assert out[3:] == [{"text": "Vai piegade ir bez maksas?", "lang": "lv", "label": "purchase_decision"}]

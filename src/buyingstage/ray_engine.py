@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from buyingstage.batch import ADDED_FIELDS, ERROR_FIELD, EXTENSIONS, FORMATS, json_type
+from buyingstage.batch import ADDED_FIELDS, ERROR_FIELD, EXTENSIONS, FORMATS, PART_BATCHES, json_type
 from buyingstage.errors import BuyingStageError, missing_extra
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def _text_problem(value: object, text_field: str) -> str | None:
     if isinstance(value, str):
         return None
     if value is None:
-        return f"no '{text_field}' field (or it is null)"
+        return f"'{text_field}' is null or missing, not a string"
     return f"'{text_field}' is {json_type(value)}, not a string"
 
 
@@ -127,14 +127,20 @@ def _resolve_model(model: str | os.PathLike | None) -> str:
 
 
 def _compute(workers: int | None) -> Any:
-    """A fixed pool of ``workers`` actors, or a pool that grows from 1 to the cluster's CPUs."""
+    """A fixed pool of ``workers`` actors, or one that grows from 1 to the cluster's CPUs less one.
+
+    The re-blocking tasks need a CPU: a pool that holds every CPU would wait forever.
+    """
     ray = _import_ray()
-    if workers is not None:
-        if workers < 1:
-            raise BuyingStageError(f"workers must be at least 1, got {workers}")
-        return ray.data.ActorPoolStrategy(size=workers)
     cpus = int(ray.cluster_resources().get("CPU", 0)) if ray.is_initialized() else 0
-    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(cpus, 1) if cpus else None)
+    if workers is None:
+        return ray.data.ActorPoolStrategy(min_size=1, max_size=max(cpus - 1, 1) if cpus else None)
+    if workers < 1:
+        raise BuyingStageError(f"workers must be at least 1, got {workers}")
+    if cpus and workers >= cpus:
+        logger.warning("%d workers take all %d CPUs of the Ray cluster and leave none to re-block the "
+                       "input; unless the cluster grows, use at most %d", workers, cpus, cpus - 1)
+    return ray.data.ActorPoolStrategy(size=workers)
 
 
 def label_dataset(ds: ray.data.Dataset, model: str | os.PathLike | None = None, text_field: str = "text",
@@ -143,8 +149,14 @@ def label_dataset(ds: ray.data.Dataset, model: str | os.PathLike | None = None, 
 
     Lazy, like any Ray Data transform. Runs :class:`~buyingstage.predict.StageClassifier`
     in a pool of Ray actors, each with one CPU and one model copy: ``workers`` of them,
-    or by default a pool that grows to the cluster's CPUs. Sets ``preserve_order`` on
-    the dataset's context (shared with ``ds``), so rows come out in input order.
+    or by default a pool that grows to the cluster's CPUs less one (re-blocking needs
+    one). Sets ``preserve_order`` on the dataset's context (shared with ``ds``), so rows
+    come out in input order.
+
+    The int8 model's scores depend slightly on which texts share a ``predict`` call, so
+    rows are re-blocked (strictly, in order) into the local engine's parts of
+    ``PART_BATCHES * batch_size`` rows and each part is one call: the same labels and
+    scores as :func:`buyingstage.batch.label_file`, row for row.
 
     >>> ds = ray.data.from_items([{"id": 1, "text": "Can I pay with PayPal?"}])
     >>> label_dataset(ds).take(1)[0]["label"]
@@ -154,11 +166,12 @@ def label_dataset(ds: ray.data.Dataset, model: str | os.PathLike | None = None, 
     if batch_size < 1:
         raise BuyingStageError(f"batch size must be at least 1, got {batch_size}")
     ds.context.execution_options.preserve_order = True
-    return ds.map_batches(
+    part = PART_BATCHES * batch_size
+    return ds.repartition(target_num_rows_per_block=part, strict=True).map_batches(
         _Labeller,
         fn_constructor_kwargs={"model": _resolve_model(model), "text_field": text_field,
                                "batch_size": batch_size, "threads": 1},
-        batch_size=batch_size,
+        batch_size=part,
         batch_format="pyarrow",
         compute=_compute(workers),
         num_cpus=1,
@@ -243,24 +256,27 @@ def _check_target(location: str) -> None:
         raise BuyingStageError(f"{location} already exists; remove it or name another output")
 
 
-def _check_fields(ds: ray.data.Dataset, text_field: str) -> None:
-    """Fail early when the text field is missing; warn when input fields will be replaced."""
-    fields = list(ds.schema().names)
+def _check_fields(ds: ray.data.Dataset, text_field: str) -> bool:
+    """False for an input without rows; fail early when the text field is missing; warn when
+    input fields will be replaced."""
+    schema = ds.schema()
+    if schema is None:
+        return False
+    fields = list(schema.names)
     if text_field not in fields:
         raise _missing_field(text_field, fields)
     replaced = sorted(set(fields) & set(ADDED_FIELDS))
     if replaced:
         logger.warning("input field(s) %s are replaced by the labels of the same name", ", ".join(replaced))
+    return True
 
 
 def _count(location: str, fmt: str) -> tuple[int, int]:
-    """Rows, and rows with an error, in a written output."""
-    from ray.data.aggregate import Count
-
+    """Rows, and rows with an error, in a written output (reading back only its error column)."""
     ray = _import_ray()
     options = {"file_extensions": FILE_EXTENSIONS[fmt], **IO_TASK}
     if fmt == "parquet":
-        ds = ray.data.read_parquet(location, columns=[ERROR_FIELD], **options)
+        ds = ray.data.read_parquet(location, **options)
     elif fmt == "csv":
         import pyarrow.csv as pacsv
 
@@ -269,8 +285,11 @@ def _count(location: str, fmt: str) -> tuple[int, int]:
         ds = ray.data.read_csv(location, convert_options=convert, **options)
     else:
         ds = ray.data.read_json(location, **options)
-    counts = ds.aggregate(Count(alias_name="rows"), Count(ERROR_FIELD, ignore_nulls=True, alias_name="errors"))
-    return int(counts["rows"]), int(counts["errors"])
+    rows = errors = 0
+    for batch in ds.select_columns([ERROR_FIELD]).iter_batches(batch_size=None, batch_format="pyarrow"):
+        column = batch.column(ERROR_FIELD)
+        rows, errors = rows + len(column), errors + len(column) - column.null_count
+    return rows, errors
 
 
 # -- the command --------------------------------------------------------------------
@@ -296,8 +315,13 @@ class RayLabelStats:
                 f"({rate:.0f} rows/s, {pool}) → {self.output}")
 
 
-def _connect(address: str | None, num_cpus: int | None) -> bool:
-    """Join ``address`` (or ``$RAY_ADDRESS``), else start a local Ray; True when this call started Ray."""
+def _connect(address: str | None, num_cpus: int | None, workers: int | None) -> bool:
+    """Join ``address`` (or ``$RAY_ADDRESS``; ``auto`` finds a ``ray start`` cluster on this machine),
+    else start a new local Ray; True when this call started Ray.
+
+    A local Ray gets one logical CPU more than the workers use: reading, re-blocking and
+    writing are light, but each of their tasks needs a CPU to be scheduled.
+    """
     ray = _import_ray()
     if ray.is_initialized():
         return False
@@ -307,7 +331,8 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
             logger.warning("num_cpus is ignored when joining the Ray cluster at %s", address)
         ray.init(address=address)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False)
+        cpus = max(num_cpus or os.cpu_count() or 1, workers or 1)
+        ray.init(address="local", num_cpus=cpus + 1, include_dashboard=False)
     return True
 
 
@@ -318,8 +343,8 @@ def label_with_ray(input_path: str | os.PathLike, output: str | os.PathLike, tex
     """Label a JSONL, CSV or Parquet file (or a folder of them) into the folder ``output``.
 
     Uses the Ray this process already joined, else the cluster at ``address`` (default
-    ``$RAY_ADDRESS``), else starts a local Ray with ``num_cpus`` CPUs and stops it at
-    the end. The output's file names sort in row order.
+    ``$RAY_ADDRESS``), else starts a local Ray for ``num_cpus`` workers (default: all
+    CPUs) and stops it at the end. The output's file names sort in row order.
 
     >>> label_with_ray("chats.jsonl", "labelled/", workers=2).summary()  # doctest: +SKIP
     'labelled 2000 rows (0 with errors) in 10.0 s (200 rows/s, 2 Ray workers) → /home/me/labelled'
@@ -331,10 +356,12 @@ def label_with_ray(input_path: str | os.PathLike, output: str | os.PathLike, tex
     _check_target(target)
     model_dir = _resolve_model(model)
     ray = _import_ray()
-    started = _connect(address, num_cpus)
+    started = _connect(address, num_cpus, workers)
     try:
         ds = _read(source, source_fmt, text_field)
-        _check_fields(ds, text_field)
+        if not _check_fields(ds, text_field):
+            logger.warning("%s holds no rows; nothing to write", source)
+            return RayLabelStats(0, 0, 0.0, workers, target)
         start = time.perf_counter()
         _write(label_dataset(ds, model_dir, text_field, batch_size, workers), target, target_fmt)
         seconds = time.perf_counter() - start
