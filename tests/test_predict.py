@@ -39,7 +39,9 @@ def test_a_texts_scores_do_not_depend_on_its_batch(classifier):
     alone = np.array([classifier.predict_proba([t])[0] for t in texts])
     small = classifier.predict_proba(texts, batch_size=3)
     big = classifier.predict_proba(texts, batch_size=64)
-    assert np.abs(alone - small).max() < 1e-5 and np.abs(alone - big).max() < 1e-5
+    # onnxruntime's one-row and many-row int8 kernels round differently, by ~2e-4 at most;
+    # per-batch activation scales (rejected, see export.py) moved scores by up to 0.77
+    assert np.abs(alone - small).max() < 1e-3 and np.abs(alone - big).max() < 1e-3
 
 
 def test_threshold_decides_abstention(classifier):

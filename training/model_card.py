@@ -46,7 +46,7 @@ lines = [
     f"  vocabulary pruned to our five languages ({config['vocab_size']:,} of 250,002 pieces).",
     "- Head: BERT pooler + linear layer over six labels, fine-tuned end to end (word embeddings frozen).",
     f"- Files: `model.onnx` (int8 weights: MatMulNBits blocks of 128 and an int8 embedding table, {onnx_mb:.0f} MB;",
-    "  the default inference path, run by onnxruntime without torch; a text's scores do not depend on its batch),",
+    "  the default inference path, run by onnxruntime without torch; a text's scores do not depend on its batch, to within 2e-4),",
     f"  `model.safetensors` (fp16 PyTorch weights, {st_mb:.0f} MB; load in fp32), `tokenizer.json`.",
     f"- Calibration: temperature {bs['temperature']:.3f} fitted on dev; default abstain threshold "
     f"{bs['abstain_threshold']:.2f} (chosen on dev so kept predictions reach "
