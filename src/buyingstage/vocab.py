@@ -170,17 +170,16 @@ def prune_checkpoint(full_dir: Path, kept_ids: list[int], out_dir: Path) -> None
 def materialize_pruned_base(kept_ids: list[int] | None = None, force: bool = False) -> Path:
     """The pruned base checkpoint in the cache, built from the full one on first use."""
     import hashlib
-    import shutil
 
-    from buyingstage.base import atomic_directory, cache_dir, materialize_base
+    from buyingstage.base import cache_dir, cached_checkpoint, materialize_base
 
     kept_ids = kept_ids if kept_ids is not None else load_kept_ids()
     digest = hashlib.sha256(",".join(map(str, kept_ids)).encode()).hexdigest()[:10]
     final = cache_dir() / f"multilingual-e5-small-pruned-{len(kept_ids)}-{digest}"
-    if (final / "config.json").is_file() and not force:
-        return final
-    if force and final.exists():
-        shutil.rmtree(final)
-    full = materialize_base()
-    logger.info("pruning %s to %d pieces into %s", full, len(kept_ids), final)
-    return atomic_directory(final, lambda tmp: prune_checkpoint(full, kept_ids, tmp))
+
+    def write(tmp: Path) -> None:
+        full = materialize_base()
+        logger.info("pruning %s to %d pieces into %s", full, len(kept_ids), final)
+        prune_checkpoint(full, kept_ids, tmp)
+
+    return cached_checkpoint(final, write, force)
