@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from buyingstage.calibration import coverage_curve, expected_calibration_error, reliability_bins
-from buyingstage.labels import LABEL2ID, LABELS, LANGUAGES
+from buyingstage.labels import LABEL2ID, LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +218,7 @@ def _load_eval_rows(data_path: Path) -> tuple[list[dict], Path | None]:
 def evaluate_model(model_path, data_path, out_dir=None, baselines: bool = False,
                    transcripts_path=None, english_only_model=None) -> Report:
     """Evaluate a model folder on labelled data and write the report files."""
+    from buyingstage.langid import detect_language
     from buyingstage.predict import StageClassifier
 
     data_path = Path(data_path)
@@ -226,21 +227,20 @@ def evaluate_model(model_path, data_path, out_dir=None, baselines: bool = False,
     texts = [r["text"] for r in rows]
     y = np.array([LABEL2ID[r["label"]] for r in rows])
     probs = clf.predict_proba(texts)
-    langs = [r.get("lang") or clf.predict(t).lang for r, t in zip(rows, texts)]
+    langs = [r.get("lang") or detect_language(t).lang for r, t in zip(rows, texts)]
     logits_t = np.log(np.clip(probs, 1e-12, 1)) * clf.settings.temperature  # undo scaling for "before"
     raw = np.exp(logits_t - logits_t.max(1, keepdims=True))
     raw /= raw.sum(1, keepdims=True)
 
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, lang in enumerate(langs):
+        groups[lang].append(i)
     report = Report(
         model=str(model_path), data=str(data_path), overall=score(y, probs),
         languages=by_language(langs, y, probs), labels=per_label(y, probs),
-        labels_by_language={lang: per_label(y[[i for i, g in enumerate(langs) if g == lang]],
-                                            probs[[i for i, g in enumerate(langs) if g == lang]])
-                            for lang in sorted(set(langs))},
+        labels_by_language={lang: per_label(y[idx], probs[idx]) for lang, idx in sorted(groups.items())},
         confusion=confusion(y, probs),
-        confusion_by_language={lang: confusion(y[[i for i, g in enumerate(langs) if g == lang]],
-                                               probs[[i for i, g in enumerate(langs) if g == lang]])
-                               for lang in sorted(set(langs))},
+        confusion_by_language={lang: confusion(y[idx], probs[idx]) for lang, idx in sorted(groups.items())},
         calibration={"ece": expected_calibration_error(probs, y), "ece_uncalibrated":
                      expected_calibration_error(raw, y), "temperature": clf.settings.temperature,
                      "abstain_threshold": clf.threshold, "bins": reliability_bins(probs, y)},
@@ -295,5 +295,3 @@ def run_baselines(corpus_dir: Path, test_rows: list[dict], langs: list[str], y: 
         out[name] = {"all": score(y, probs), **by_language(langs, y, probs)}
     return out
 
-
-__all__ = ["Report", "evaluate_model", "score", "LANGUAGES"]
