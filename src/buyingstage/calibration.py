@@ -4,6 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities along the last axis, computed stably."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -67,9 +74,7 @@ def coverage_curve(probs: np.ndarray, y: np.ndarray, thresholds=None) -> list[di
 
 def choose_abstain_threshold(calibrated_logits: np.ndarray, y: np.ndarray, target_accuracy: float) -> float:
     """The lowest confidence threshold at which the kept dev predictions reach ``target_accuracy``."""
-    z = calibrated_logits - calibrated_logits.max(axis=1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    for point in coverage_curve(probs, y, np.round(np.arange(0.0, 0.96, 0.01), 2)):
+    for point in coverage_curve(softmax(calibrated_logits), y, np.round(np.arange(0.0, 0.96, 0.01), 2)):
         if point["coverage"] >= 0.05 and point["accuracy"] >= target_accuracy:
             return point["threshold"]
     return 0.5

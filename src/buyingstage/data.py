@@ -299,11 +299,12 @@ def check_languages(rows: list[dict], min_agreement: float = 0.95) -> list[Probl
     from buyingstage.langid import plain_langdetect
 
     long_rows = [r for r in rows if len(r["text"].split()) >= 5]
-    wrong = [r for r in long_rows if plain_langdetect(r["text"]) != r["lang"]]
+    detected = [(r, plain_langdetect(r["text"])) for r in long_rows]
+    wrong = [(r, lang) for r, lang in detected if lang != r["lang"]]
     agreement = 1 - len(wrong) / max(len(long_rows), 1)
     if agreement >= min_agreement:
         return []
-    shown = "; ".join(f"{r['_where']} ({plain_langdetect(r['text'])})" for r in wrong[:10])
+    shown = "; ".join(f"{r['_where']} ({lang})" for r, lang in wrong[:10])
     return [Problem("langdetect", f"agrees with lang on {agreement:.1%} of texts of 5+ words "
                                   f"(< {min_agreement:.0%}); e.g. {shown}")]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from buyingstage.calibration import coverage_curve, expected_calibration_error, reliability_bins
+from buyingstage.calibration import coverage_curve, expected_calibration_error, reliability_bins, softmax
 from buyingstage.labels import LABEL2ID, LABELS
 
 logger = logging.getLogger(__name__)
@@ -228,9 +228,7 @@ def evaluate_model(model_path, data_path, out_dir=None, baselines: bool = False,
     y = np.array([LABEL2ID[r["label"]] for r in rows])
     probs = clf.predict_proba(texts)
     langs = [r.get("lang") or detect_language(t).lang for r, t in zip(rows, texts)]
-    logits_t = np.log(np.clip(probs, 1e-12, 1)) * clf.settings.temperature  # undo scaling for "before"
-    raw = np.exp(logits_t - logits_t.max(1, keepdims=True))
-    raw /= raw.sum(1, keepdims=True)
+    raw = softmax(np.log(np.clip(probs, 1e-12, 1)) * clf.settings.temperature)  # scaling undone, for "before"
 
     groups: dict[str, list[int]] = defaultdict(list)
     for i, lang in enumerate(langs):

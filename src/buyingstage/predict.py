@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from buyingstage.calibration import softmax
 from buyingstage.errors import BuyingStageError
 from buyingstage.langid import UNKNOWN, shared_identifier
 
@@ -59,12 +60,6 @@ class Prediction:
         d = asdict(self)
         d.pop("extra")
         return d
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass(frozen=True)
